@@ -1,0 +1,57 @@
+"""Peak: dense matmul GFLOP/s in fp32 and bf16 on this machine — the reference for every other bench.
+
+python -m bench.peak [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from .common import best_time, machine_line, print_table, save_results
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 1024, rounds: int = 5) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    with torch.inference_mode():
+        seconds = best_time(lambda: torch.mm(a, b), rounds=rounds, warmup=2)
+    return 2 * n**3 / seconds / 1e9
+
+
+def run(smoke: bool = False) -> dict[str, float]:
+    n = 512 if smoke else 2048
+    rounds = 2 if smoke else 5
+    result = {
+        "fp32_gflops": matmul_gflops(torch.float32, n, rounds),
+        "bf16_gflops": matmul_gflops(torch.bfloat16, n, rounds),
+        "n": n,
+    }
+    print(machine_line())
+    print_table(
+        "Dense matmul peak",
+        ["dtype", "GFLOP/s", "size"],
+        [["fp32", result["fp32_gflops"], n], ["bf16", result["bf16_gflops"], n]],
+    )
+    save_results(
+        "peak",
+        {
+            **result,
+            "title": "Peak: dense matmul",
+            "tables": [
+                {
+                    "title": f"{n}x{n} matmul",
+                    "header": ["dtype", "GFLOP/s"],
+                    "rows": [["fp32", result["fp32_gflops"]], ["bf16", result["bf16_gflops"]]],
+                }
+            ],
+        },
+    )
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    run(parser.parse_args().smoke)
