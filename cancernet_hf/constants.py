@@ -55,3 +55,9 @@ def cache_dir() -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+# Folders of OS/zip litter that the scanner skips silently (like hidden ones).
+IGNORED_DIR_NAMES = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir"})
+ENV_SPACE_DIR = "CANCERNET_SPACE_DIR"  # folder holding the Space app.py when not in a repo checkout
+ENV_MODEL_REVISION = "CANCERNET_MODEL_REVISION"  # the Space pins the model (and its remote code) to this commit
