@@ -88,7 +88,7 @@ def train_members(cfg: DemoConfig, split_path: Path) -> list[Path]:
     for name in cfg.members:
         out = cfg.run_dir / MEMBERS_SUBDIR / name
         print(f"-- training {name} -> {out}", flush=True)
-        metrics = train_member(name, cfg.data_dir, split_path, out, seed=cfg.seed)
+        metrics = train_member(name, cfg.data_dir, split_path, out, seed=cfg.seed, torch_threads=1)
         print(f"{name}: {format_scores(metrics, 'validation')}", flush=True)
         member_dirs.append(out)
     return member_dirs
