@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from .common import best_time, machine_line, print_table, save_results
+from .common import best_time, load_average, machine_line, print_table, save_results
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, rounds: int = 5) -> float:
@@ -34,10 +34,18 @@ def run(smoke: bool = False) -> dict[str, float]:
         ["dtype", "GFLOP/s", "size"],
         [["fp32", result["fp32_gflops"], n], ["bf16", result["bf16_gflops"], n]],
     )
+    notes = [
+        f"bf16 runs {result['bf16_gflops'] / result['fp32_gflops']:.2f}× fp32 on this CPU: the reference for "
+        "what the low-precision paths below can gain at most. Both are measured again inside the inference "
+        "bench, next to the figures they are compared with (machine load changes between benches)."
+    ]
     save_results(
-        "peak",
+        "peak_smoke" if smoke else "peak",
         {
             **result,
+            "notes": notes,
+            "smoke": smoke,
+            "load_avg": load_average(),
             "title": "Peak: dense matmul",
             "tables": [
                 {

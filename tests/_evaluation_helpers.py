@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cancernet_hf import SubClass, Taxonomy
 from cancernet_hf.constants import SYNTH_MANIFEST_FILE
+from cancernet_hf.taxonomy import SubClass, Taxonomy
 
 # 3 sub-classes in 2 main classes: a1 -> A; b1, b2 -> B.
 TINY = Taxonomy(

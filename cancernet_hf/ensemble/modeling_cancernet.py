@@ -70,9 +70,13 @@ class CancerNetEnsembleForImageClassification(CancerNetEnsemblePreTrainedModel):
         self.post_init()
 
     def _member_input(self, pixel_values: torch.Tensor, index: int) -> torch.Tensor:
-        """Centre-crop and resize as the member's own processor does, then normalise with its mean/std."""
+        """Centre-crop and resize as the member's own processor does, then normalise with its mean/std.
+
+        Computed in float32 (antialiased resizing has no bfloat16 kernel on CPU, and the pixels are cheap
+        next to the member), then cast to the member's own dtype so bf16/fp16 members run natively.
+        """
         height, width = self.config.member_image_sizes[index]
-        x = pixel_values
+        x = pixel_values.float()
         fraction = self.config.member_crop_fractions[index]
         if fraction < 1.0:
             in_h, in_w = x.shape[-2:]
@@ -83,7 +87,8 @@ class CancerNetEnsembleForImageClassification(CancerNetEnsemblePreTrainedModel):
             x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
         mean = torch.tensor(self.config.member_image_means[index], dtype=x.dtype, device=x.device)
         std = torch.tensor(self.config.member_image_stds[index], dtype=x.dtype, device=x.device)
-        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        member_dtype = next(self.members[index].parameters()).dtype
+        return ((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).to(member_dtype)
 
     def forward(
         self,

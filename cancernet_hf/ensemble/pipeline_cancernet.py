@@ -8,10 +8,18 @@ Per image it returns the stock `label`/`score` list's richer cousin:
 {"sub_class": [{"label", "name", "score"}], "main_class": [{"label", "score"}],
  "members": [{"member", "label", "score", "weight"}], "agreement", "entropy", "uncertain", "tta"}.
 A main class's score is the sum of its sub-classes' scores, so the two levels never disagree.
+
+Speed: one decode and resize per image for all members, `batch_size=` stacks images into one forward
+per member, and `precision=` picks the arithmetic: "fp32" (the model as loaded, bit-for-bit what the
+stock image-classification pipeline gives), "bf16" (a bfloat16 copy of the members, made once on first
+use: ~1.5x faster on CPUs with native bf16, probabilities within ~0.01 of fp32) or "auto" (bf16 where
+the CPU has native bf16 dot products, AVX512-BF16 or AMX, else fp32). The default is the config's
+`inference_precision` when set, else "fp32". See docs/BENCHMARKS.md for the measured figures.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import warnings
@@ -24,6 +32,7 @@ from transformers import AutoModelForImageClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 TASK = "cancer-image-classification"
+PRECISIONS = ("auto", "bf16", "fp32")
 
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -173,6 +182,13 @@ def load_rgb_image(
         ) from e
 
 
+# ---- precision ----------------------------------------------------------------------------------------
+def native_bf16_cpu() -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX): only then bf16 pays."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 # ---- the pipeline ----------------------------------------------------------------------------------
 class CancerNetImageClassificationPipeline(Pipeline):
     """Ensemble prediction with main classes, member votes, uncertainty and optional dihedral TTA."""
@@ -183,10 +199,18 @@ class CancerNetImageClassificationPipeline(Pipeline):
     _load_tokenizer = False
 
     def _sanitize_parameters(
-        self, top_k: int | None = None, tta: bool | None = None, timeout: float | None = None
+        self,
+        top_k: int | None = None,
+        tta: bool | None = None,
+        timeout: float | None = None,
+        precision: str | None = None,
     ):
         preprocess_params = {} if timeout is None else {"timeout": timeout}
         forward_params = {} if tta is None else {"tta": bool(tta)}
+        if precision is not None:
+            if precision not in PRECISIONS:
+                raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+            forward_params["precision"] = precision
         postprocess_params = {}
         if top_k is not None:
             if int(top_k) < 1:
@@ -202,9 +226,34 @@ class CancerNetImageClassificationPipeline(Pipeline):
         inputs = self.image_processor(images=rgb, return_tensors="pt")
         return {"pixel_values": inputs["pixel_values"].to(self.dtype)}
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor], tta: bool = False) -> dict[str, torch.Tensor]:
+    def get_inference_context(self):
+        return torch.inference_mode  # stricter than the base class's no_grad: no autograd bookkeeping at all
+
+    def resolve_precision(self, precision: str | None = None) -> str:
+        """What `precision` (default: config.inference_precision, else "fp32") resolves to: fp32 or bf16."""
+        requested = precision or getattr(self.model.config, "inference_precision", None) or "fp32"
+        if requested not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}.")
+        if requested == "auto":
+            return "bf16" if self.device.type == "cpu" and native_bf16_cpu() else "fp32"
+        return requested
+
+    def _model_in(self, precision: str) -> torch.nn.Module:
+        """The model itself when it already has that dtype, else a copy made once and kept."""
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        if self.model.dtype == dtype:
+            return self.model
+        copies = self.__dict__.setdefault("_precision_copies", {})
+        if precision not in copies:
+            copies[precision] = copy.deepcopy(self.model).to(dtype).eval()
+        return copies[precision]
+
+    def _forward(
+        self, model_inputs: dict[str, torch.Tensor], tta: bool = False, precision: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        model = self._model_in(self.resolve_precision(precision))
         pixel_values = model_inputs["pixel_values"]
-        out = self.model(pixel_values=pixel_values, output_member_probs=True)
+        out = model(pixel_values=pixel_values, output_member_probs=True)
         probs, member_probs = out.logits.float().softmax(-1), out.member_probs.float()
         applied = torch.zeros(probs.shape[0], dtype=torch.bool, device=probs.device)
         if tta:
@@ -212,16 +261,18 @@ class CancerNetImageClassificationPipeline(Pipeline):
             allowed = torch.tensor(self.model.config.dihedral_mask, dtype=torch.bool, device=probs.device)
             applied = allowed[probs.argmax(-1)]
             if applied.any():
-                probs[applied], member_probs[applied] = self._dihedral_mean(pixel_values[applied])
+                probs[applied], member_probs[applied] = self._dihedral_mean(model, pixel_values[applied])
         return {"probs": probs, "member_probs": member_probs, "tta": applied}
 
-    def _dihedral_mean(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dihedral_mean(
+        self, model: torch.nn.Module, pixel_values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ensemble and member probabilities over the 8 rotations/flips of the input."""
         probs, member_probs = [], []
         for k in range(4):
             for flip in (False, True):
                 x = torch.rot90(pixel_values, k, dims=(-2, -1))
-                out = self.model(pixel_values=x.flip(-1) if flip else x, output_member_probs=True)
+                out = model(pixel_values=x.flip(-1) if flip else x, output_member_probs=True)
                 probs.append(out.logits.float().softmax(-1))
                 member_probs.append(out.member_probs.float())
         return torch.stack(probs).mean(0), torch.stack(member_probs).mean(0)
@@ -279,4 +330,11 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["TASK", "CancerNetImageClassificationPipeline", "load_rgb_image", "register_pipeline"]
+__all__ = [
+    "PRECISIONS",
+    "TASK",
+    "CancerNetImageClassificationPipeline",
+    "load_rgb_image",
+    "native_bf16_cpu",
+    "register_pipeline",
+]
