@@ -60,4 +60,6 @@ def in_ci() -> bool:
 # Folders of OS/zip litter that the scanner skips silently (like hidden ones).
 IGNORED_DIR_NAMES = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir"})
 ENV_SPACE_DIR = "CANCERNET_SPACE_DIR"  # folder holding the Space app.py when not in a repo checkout
-ENV_MODEL_REVISION = "CANCERNET_MODEL_REVISION"  # the Space pins the model (and its remote code) to this commit
+ENV_MODEL_REVISION = (
+    "CANCERNET_MODEL_REVISION"  # the Space pins the model (and its remote code) to this commit
+)

@@ -31,8 +31,8 @@ from .constants import (
     ENSEMBLE_META_FILE,
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
-    SYNTH_MANIFEST_FILE,
 )
+from .data.synthetic import is_synthetic
 from .errors import SplitError, TaxonomyError, UnknownModelError
 from .taxonomy import MULTI_CANCER, Taxonomy
 
@@ -412,7 +412,7 @@ def _fit_report(
     num_members = len(members)
     plain = mixture_log_probs(stacked, [1.0] * num_members, [1.0] * num_members)
     fitted = mixture_log_probs(stacked, temperatures, weights)
-    synthetic = (data_dir / SYNTH_MANIFEST_FILE).is_file()
+    synthetic = is_synthetic(data_dir)
     member_rows = []
     for (name, model, _), directory, z, t, w in zip(members, member_dirs, stacked, temperatures, weights):
         raw = F.log_softmax(torch.as_tensor(z), dim=-1).numpy()

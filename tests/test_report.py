@@ -126,7 +126,7 @@ def test_evaluate_errors(tmp_path, member_report):
 
 
 def test_not_synthetic_without_manifest(tmp_path):
-    from cancernet_hf.evaluation.report import is_synthetic
+    from cancernet_hf.data.synthetic import is_synthetic
 
     assert not is_synthetic(tmp_path)
     (tmp_path / SYNTH_MANIFEST_FILE).write_text("{}")

@@ -415,3 +415,19 @@ def _planted_check(root: Path, files: dict[str, dict]) -> dict:
         "found": sum(len({files[p]["group"] for p in g}) == 1 for g in groups),
         "in_one_split": sum(len({files[p]["split"] for p in g}) == 1 for g in groups),
     }
+
+
+def read_split_protocol(split_file: str | Path) -> str | None:
+    """The "protocol" ("group" or "random") a manifest was made with, without loading its file table."""
+    path = Path(split_file)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise SplitError(
+            f"Split manifest {path} does not exist; create it with `cancernet data split`."
+        ) from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise SplitError(
+            f"Cannot read split manifest {path} ({e}); recreate it with `cancernet data split`."
+        ) from e
+    return manifest.get("protocol") if isinstance(manifest, dict) else None

@@ -972,3 +972,9 @@ def read_synth_manifest(root: str | Path) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_synthetic(data_dir: str | Path) -> bool:
+    """True when the folder (or the folder above it) was written by the demo generator."""
+    root = Path(data_dir)
+    return any((p / SYNTH_MANIFEST_FILE).is_file() for p in (root, root.parent))

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEMO_DATA_NOTICE, METRICS_FILE, SYNTH_MANIFEST_FILE
+from ..constants import DEMO_DATA_NOTICE, METRICS_FILE
+from ..data.splits import read_split_protocol
+from ..data.synthetic import is_synthetic
 from ..errors import SplitError, TaxonomyError, UnknownModelError, did_you_mean
 from ..taxonomy import MULTI_CANCER, Taxonomy
 from . import plots
@@ -162,25 +164,6 @@ def summarize_predictions(
 
 
 # ---- files ---------------------------------------------------------------------------------------
-def read_split_protocol(split_file: str | Path) -> str | None:
-    """The "protocol" ("group" or "random") written in a split manifest."""
-    path = Path(split_file)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise SplitError(
-            f"Split manifest {path} does not exist; create it with `cancernet data split`."
-        ) from e
-    except json.JSONDecodeError as e:
-        raise SplitError(f"Split manifest {path} is not valid JSON ({e}); recreate it.") from e
-    return manifest.get("protocol") if isinstance(manifest, dict) else None
-
-
-def is_synthetic(data_dir: str | Path) -> bool:
-    """True when the data folder was written by the demo generator (its hidden manifest is there)."""
-    return (Path(data_dir) / SYNTH_MANIFEST_FILE).is_file()
-
-
 def write_predictions(
     path: Path, paths: list[str], logits: np.ndarray, labels: np.ndarray, taxonomy: Taxonomy
 ):

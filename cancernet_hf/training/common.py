@@ -21,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..constants import DEMO_DATA_NOTICE, METRICS_FILE, RUN_CONFIG_FILE, SPLIT_FILE, SYNTH_MANIFEST_FILE
+from ..constants import DEMO_DATA_NOTICE, METRICS_FILE, RUN_CONFIG_FILE, SPLIT_FILE
+from ..data.splits import read_split_protocol
+from ..data.synthetic import is_synthetic
 from ..errors import SplitError, TrainingSetupError
 from ..taxonomy import MULTI_CANCER, Taxonomy, load_taxonomy
 from .args import CancerNetTrainingArguments, DataArguments, ModelArguments
@@ -105,21 +107,6 @@ class RunData:
     test: Any
     split_protocol: str | None
     synthetic_data: bool
-
-
-def read_split_protocol(split_file: str | Path) -> str | None:
-    try:
-        with open(split_file, encoding="utf-8") as f:
-            return json.load(f).get("protocol")
-    except (OSError, json.JSONDecodeError) as e:
-        raise SplitError(
-            f"Cannot read split manifest {str(split_file)!r} ({e}); recreate it with `cancernet data split`."
-        ) from e
-
-
-def is_synthetic(data_dir: str | Path) -> bool:
-    root = Path(data_dir)
-    return any((p / SYNTH_MANIFEST_FILE).exists() for p in (root, root.parent))
 
 
 def load_run_data(data_args: DataArguments, processor, taxonomy: Taxonomy, *, seed: int = 0) -> RunData:
