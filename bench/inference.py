@@ -121,10 +121,14 @@ def ensemble_predict(
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
     """Top-1 agreement and the largest absolute probability difference of `other` against `reference`."""
+    flipped = reference.argmax(1) != other.argmax(1)
+    top2 = np.sort(reference, axis=1)[:, -2:]
     return {
-        "top1_agreement": float(np.mean(reference.argmax(1) == other.argmax(1))),
+        "top1_agreement": float(np.mean(~flipped)),
         "max_prob_diff": float(np.abs(reference - other).max()),
         "images": int(len(reference)),
+        # How close the reference's top two were where the top-1 changed (near-ties flip first).
+        "flipped_top1_margins": [round(float(m), 5) for m in (top2[:, 1] - top2[:, 0])[flipped]],
     }
 
 
@@ -369,7 +373,11 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
     batch8 = by_batch.get("8", by_batch[str(sizes[-1])])["img_per_s"]
     best = max((k for k in batch8 if k != "naive"), key=lambda k: batch8[k])
     speedup8 = batch8[best] / batch8["naive"]
-    best_fraction = max(e["fraction_of_peak"] for e in payload["efficiency"].values())
+    # The FLOP target is judged on the path that is fastest at the largest batch, in its own dtype.
+    top = by_batch[str(sizes[-1])]["img_per_s"]
+    fastest = max((k for k in top if k != "naive"), key=lambda k: top[k])
+    fractions = {dtype: e["fraction_of_peak"] for dtype, e in payload["efficiency"].items()}
+    best_fraction = fractions[fastest.split()[-1]]
     demo_check = payload.get("demo_accuracy_check")
     random_check = by_batch.get("random_members_bf16_vs_fp32")
     checks = [
@@ -391,7 +399,7 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         "fraction_of_peak_ge_0.6": best_fraction >= 0.6,
     }
     results = {**by_batch}
-    payload["target_rows"] = _target_rows(speedup8, best, best_fraction, demo_check, results)
+    payload["target_rows"] = _target_rows(speedup8, best, best_fraction, demo_check, results, fractions)
     payload["notes"] = _notes(
         speedup8=speedup8,
         best=best,
@@ -402,6 +410,9 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         compiled=payload.get("torch_compile"),
         gflops=payload["gflops_per_image"],
         flagged=payload.get("flagged", True),
+        fractions=fractions,
+        fastest=fastest,
+        batch=sizes[-1],
     )
     return payload
 
@@ -413,8 +424,7 @@ def recheck(run_dir: Path, data_dir: Path) -> dict[str, Any]:
     from .common import results_dir
 
     path = results_dir() / "inference.json"
-    payload = json.loads(path.read_text())
-    payload.pop("machine", None)
+    payload = json.loads(path.read_text())  # keeps the timing run's "machine" (save_results lets it win)
     payload["demo_accuracy_check"] = demo_accuracy_check(limit=512, run_dir=run_dir, data_dir=data_dir)
     if payload["demo_accuracy_check"] is None:
         raise SystemExit(
@@ -427,15 +437,25 @@ def recheck(run_dir: Path, data_dir: Path) -> dict[str, Any]:
 
 
 def _target_rows(
-    speedup8: float, best: str, fraction: float, demo_check: dict | None, results: dict
+    speedup8: float,
+    best: str,
+    fraction: float,
+    demo_check: dict | None,
+    results: dict,
+    fractions: dict[str, float],
 ) -> list[list[str]]:
+    others = ", ".join(f"{dtype} path {f:.0%}" for dtype, f in fractions.items())
     rows = [
         [
             "Ensemble pipeline ≥ 2× three stock pipelines, batch 8",
             f"{speedup8:.2f}× ({best})",
             _met(speedup8 >= 2),
         ],
-        ["Model FLOP/s ≥ 60% of the dtype's matmul peak, batch 32", f"{fraction:.0%}", _met(fraction >= 0.6)],
+        [
+            "Model FLOP/s ≥ 60% of the matmul peak of its dtype, batch 32 (fastest path)",
+            f"{fraction:.0%} ({others})",
+            _met(fraction >= 0.6),
+        ],
     ]
     check = demo_check or results.get("random_members_bf16_vs_fp32")
     if check is not None:
@@ -463,14 +483,18 @@ def _notes(**m: Any) -> list[str]:
         f"**Target ≥ 2× the naive pipelines at batch 8: {verdict}** — {m['best']} reaches "
         f"{m['speedup8']:.2f}× the three stock pipelines. The model costs {m['gflops']:.1f} GFLOP per image, so "
         "decoding and resizing once instead of three times saves a few milliseconds out of hundreds: the "
-        "ensemble in fp32 runs at about the naive speed, and the whole gain is the low-precision path."
+        "ensemble in fp32 runs at about the naive speed, and the whole gain is the low-precision path, "
+        "which batching helps most (oneDNN's bf16 kernels want larger matrices: see batch 32)."
     )
     verdict = "met" if m["best_fraction"] >= 0.6 else "NOT met"
+    fr = m["fractions"]
     lines.append(
-        f"**Target ≥ 60% of the matmul peak at batch 32: {verdict}** — best {m['best_fraction']:.0%}. "
-        "The members spend time outside dense matmuls: Swin's window partition/shift and relative position "
-        "bias, ConvNeXt's 7×7 depthwise convolution and LayerNorm/GELU are memory-bound and gain little from "
-        "bf16 (this CPU has AVX512-BF16 dot products but no AMX), so the bf16 fraction stays well below fp32's."
+        f"**Target ≥ 60% of the matmul peak at batch {m['batch']}: {verdict}** — the fastest path "
+        f"({m['fastest']}) reaches {m['best_fraction']:.0%} of the {m['fastest'].split()[-1]} matmul peak measured "
+        "in the same run (" + ", ".join(f"{d} path {f:.0%}" for d, f in fr.items()) + "). The rest is time "
+        "outside dense matmuls: Swin's window partition/shift and relative position bias, ConvNeXt's 7×7 depthwise "
+        "convolution, LayerNorm/GELU and the permutes around them are memory-bound and do not speed up in bf16 "
+        "(this CPU has AVX512-BF16 dot products, no AMX)."
     )
     cl = m["cl"]
     lines.append(
@@ -494,6 +518,13 @@ def _notes(**m: Any) -> list[str]:
                 f"on {check['top1_agreement']:.1%} and probabilities differ by at most {check['max_prob_diff']:.4f} "
                 f"({'within' if ok else 'OUTSIDE'} the bar of ≥ 99% / ≤ 0.02)."
             )
+            margins = check.get("flipped_top1_margins") or []
+            if margins:
+                text += (
+                    f" The {len(margins)} changed top-1s are near-ties in fp32 (top-1 minus top-2 probability "
+                    f"≤ {max(margins):.4f}); the demo members are tiny and little trained on synthetic data, so "
+                    "ties are common. Until the check passes on a real trained ensemble, bf16 stays opt-in."
+                )
         else:
             text += "no trained demo ensemble was found (runs/demo/ensemble), so only random members were checked."
         if rnd is not None:

@@ -18,7 +18,9 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def fmt(v: Any) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]

@@ -108,6 +108,7 @@ def _time_trainer(args: tuple) -> tuple[list[float], int]:
 
     trainer, _, _ = build_trainer(model_args, data_args, training_args, callbacks=[Stamp()])
     _time_trainer.rss_before = rss_mib()  # type: ignore[attr-defined]
+    reset_peak_rss()
     trainer.train()
     k = training_args.gradient_accumulation_steps
     return stamps, training_args.per_device_train_batch_size * k
@@ -128,6 +129,7 @@ def _time_accelerate(args: tuple) -> tuple[list[float], int]:
 
     loop._train_step = timed
     _time_accelerate.rss_before = rss_mib()  # type: ignore[attr-defined]
+    reset_peak_rss()
     loop.run()
     k = training_args.gradient_accumulation_steps
     return micro[k - 1 :: k], training_args.per_device_train_batch_size * k
@@ -139,15 +141,13 @@ def _rate(stamps: list[float], per_step: int) -> float:
 
 
 def worker(path: str, data_dir: str, split_file: str, batch: int, accum: int, steps: int) -> dict[str, Any]:
-    import resource
-
     import torch
 
     timer = _time_trainer if path == "trainer" else _time_accelerate
     _reset_accelerate()
     with tempfile.TemporaryDirectory() as out:
         stamps, per_step = timer(_arguments(data_dir, split_file, out, batch, accum, steps))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_since_reset()
         before = timer.rss_before  # type: ignore[attr-defined]
         cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
         result = {
@@ -158,13 +158,39 @@ def worker(path: str, data_dir: str, split_file: str, batch: int, accum: int, st
             "cuda_max_mib": cuda,
         }
         if accum > 1:
-            _reset_accelerate()
-            # The same micro-batch without accumulation, as many micro-batches (+1 warm-up step).
-            stamps, per_step = timer(
-                _arguments(data_dir, split_file, out + "/b1", batch, 1, (steps - 1) * accum + 1)
-            )
-            result["no_accum_samples_per_s"] = _rate(stamps, per_step)
+            # The same micro-batch without accumulation, as many micro-batches (+1 warm-up step); then
+            # the pair once more, keeping the faster of each, so a drift in machine load hits both.
+            rates = {"with": [result["samples_per_s"]], "without": []}
+            for repeat in range(2):
+                _reset_accelerate()
+                args = _arguments(
+                    data_dir, split_file, f"{out}/b1-{repeat}", batch, 1, (steps - 1) * accum + 1
+                )
+                rates["without"].append(_rate(*timer(args)))
+                if repeat == 0:
+                    _reset_accelerate()
+                    args = _arguments(data_dir, split_file, f"{out}/again", batch, accum, steps)
+                    rates["with"].append(_rate(*timer(args)))
+            result["samples_per_s"] = max(rates["with"])
+            result["no_accum_samples_per_s"] = max(rates["without"])
     return result
+
+
+def peak_rss_since_reset() -> float:
+    """VmHWM (MiB): the peak RSS of this process image, reset by `reset_peak_rss` (ru_maxrss is not:
+    Linux carries the parent's high-water mark across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak_rss() -> None:
+    """Writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        logger.warning("cannot reset the peak RSS; activation memory includes set-up peaks")
 
 
 # ---- the bench (parent process) ---------------------------------------------------------------------
@@ -187,7 +213,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     print(machine_line())
     data_dir = synthetic_jpegs(per_class=2 if smoke else 8, size=64 if smoke else 128)
     configs = SMOKE_CONFIGS if smoke else CONFIGS
-    steps = 2 if smoke else 8
+    steps = 2 if smoke else 12
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         split_file = write_split(data_dir, Path(tmp) / "split.json", held_out=4 if smoke else 13)
@@ -228,22 +254,26 @@ def run(smoke: bool = False) -> dict[str, Any]:
     print_table(f"{PRESET}, global batch {global_batch}, {steps} optimiser steps", header, rows)
 
     worst = max(overheads) if overheads else 0.0
+    # Falls with k: never rises by more than the allocator's granularity (2 MiB), and ends lower than k = 1.
+    act = {p: [results[f"{p} {b}x{k}"]["activation_mib"] for b, k in configs] for p in PATHS}
     falls = all(
-        results[f"{p} {a[0]}x{a[1]}"]["activation_mib"] >= results[f"{p} {b[0]}x{b[1]}"]["activation_mib"]
-        for p in PATHS
-        for a, b in zip(configs, configs[1:])
+        all(later <= earlier + 2.0 for earlier, later in zip(a, a[1:])) and a[-1] < a[0] for a in act.values()
     )
     notes = [
         f"**Target: accumulation costs ≤ 5% samples/s: {'met' if worst <= MAX_OVERHEAD else 'NOT met'}** — "
         f"the worst configuration loses {worst:.1%} against the same micro-batch without accumulation "
         "(positive = slower; negative = accumulating is cheaper than the optimiser step, scheduler and "
-        "callbacks that b × 1 pays after every micro-batch). The two runs are adjacent in one process, not "
-        "interleaved step by step, so a change of machine load between them shows up here; the load average "
-        "is in the results.",
+        "callbacks that b × 1 pays after every micro-batch). The runs are adjacent in one process, not "
+        "interleaved step by step (each side runs twice and keeps its faster run), so a change of machine load "
+        "between them still shows up here; the load average is in the results.",
         f"**Target: peak activation memory falls with k: {'met' if falls else 'NOT met (see the rows)'}** — "
-        f"activation memory is peak RSS during training minus RSS before it. The {PRESET} preset is small "
-        "(~0.3M parameters at 64 px), so the absolute differences are a few MiB to tens of MiB and the "
-        "allocator's caching blurs them; for the real-size presets the same rows scale with b.",
+        "activation memory is peak RSS during training minus RSS just before it (the peak is reset there), "
+        "per path from b = "
+        + "/".join(str(b) for b, _ in configs)
+        + ": "
+        + "; ".join(f"{p} " + " → ".join(f"{v:.0f}" for v in a) + " MiB" for p, a in act.items())
+        + f". The {PRESET} preset is small (~0.3M parameters at 64 px), so a floor of buffers that do not "
+        "depend on the batch (allocator caches, the loader's decoded images) is a large share.",
         "Samples/s here are for the whole loop as users run it (on-the-fly JPEG decode and augmentation in "
         "the main process, `dataloader_num_workers=0`), so both loops pay the same input cost.",
     ]

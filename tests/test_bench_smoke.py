@@ -53,6 +53,7 @@ def test_peak_smoke():
     _check("peak", {"fp32_gflops", "bf16_gflops"})
 
 
+@pytest.mark.slow
 def test_inference_smoke():
     from bench import inference
 
@@ -72,7 +73,6 @@ def test_hashing_smoke():
     assert all(v > 0 for v in data["img_per_s"].values())
 
 
-@pytest.mark.slow
 def test_data_path_smoke():
     from bench import data_path
 

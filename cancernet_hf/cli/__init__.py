@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..errors import CancerNetError
 
 # Command-group modules under cancernet_hf/cli/, each with register(subparsers).
-COMMAND_MODULES = ("data", "train", "ensemble", "evaluate", "push", "app", "demo", "export")
+COMMAND_MODULES = ("data", "train", "ensemble", "evaluate", "push", "app", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:  # a command group not written yet (development only)
-            if e.name != f"{__name__}.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 

@@ -111,10 +111,14 @@ class RunData:
 
 def load_run_data(data_args: DataArguments, processor, taxonomy: Taxonomy, *, seed: int = 0) -> RunData:
     """The manifest's train/validation/test splits with train and eval transforms bound to the processor."""
+    import datasets
+
     from ..data.folder import load_image_folder
     from ..data.transforms import build_transforms
 
     dsd = load_image_folder(data_args.data_dir, taxonomy, split_file=data_args.split_file)
+    # Undecoded images reach the transforms, which decode JPEGs in draft mode at the model's size.
+    dsd = dsd.cast_column("image", datasets.Image(decode=False))
     missing = [s for s in ("train", "validation", "test") if s not in dsd or len(dsd[s]) == 0]
     if missing:
         raise SplitError(
