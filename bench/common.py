@@ -175,3 +175,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+def run_cli(run: Callable[..., object], doc: str | None) -> None:
+    """`python -m bench.<name> [--smoke]` for the benches that take no other flag."""
+    import argparse
+    import logging
+
+    logging.basicConfig(level=logging.INFO)
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: proves it runs, figures mean little"
+    )
+    run(parser.parse_args().smoke)

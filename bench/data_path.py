@@ -17,7 +17,6 @@ alone on ready tensors, and that step fed by the 2-worker loader.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from .common import (
     load_average,
     machine_line,
     print_table,
+    run_cli,
     save_results,
     synthetic_jpegs,
 )
@@ -340,9 +340,4 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--smoke", action="store_true", help="a few images: proves it runs")
-    run(parser.parse_args().smoke)
+    run_cli(run, __doc__)

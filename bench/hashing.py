@@ -11,7 +11,6 @@ to a dataset-sized count so its quadratic cost shows.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from .common import (
     load_average,
     machine_line,
     print_table,
+    run_cli,
     save_results,
     synthetic_jpegs,
 )
@@ -125,9 +125,4 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--smoke", action="store_true", help="a few images: proves it runs")
-    run(parser.parse_args().smoke)
+    run_cli(run, __doc__)

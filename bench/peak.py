@@ -5,11 +5,9 @@ python -m bench.peak [--smoke]
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from .common import best_time, load_average, machine_line, print_table, save_results
+from .common import best_time, load_average, machine_line, print_table, run_cli, save_results
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, rounds: int = 5) -> float:
@@ -60,6 +58,4 @@ def run(smoke: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
-    run(parser.parse_args().smoke)
+    run_cli(run, __doc__)
