@@ -91,6 +91,27 @@ def test_read_image_normalises_16_bit_and_alpha_without_clipping(space, tmp_path
     assert tuple(arr[0, 0]) == (200, 0, 0) and tuple(arr[-1, -1]) == (255, 255, 255)
 
 
+def test_space_converts_odd_modes_exactly_like_training(space):
+    """The Space cannot import cancernet_hf, so its copy of the mode rules is pinned to the library's."""
+    from inputs import to_rgb as space_to_rgb
+
+    from cancernet_hf.data.images import to_rgb as library_to_rgb
+
+    ramp = np.linspace(1000, 40000, 32 * 32).reshape(32, 32).astype(np.uint16)
+    floats = np.linspace(-1, 3, 32 * 32).reshape(32, 32).astype(np.float32)
+    floats[0, :4] = np.nan
+    cases = {
+        "16-bit ramp": Image.fromarray(ramp),
+        "16-bit constant": Image.fromarray(np.full((32, 32), 100, dtype=np.uint16)),
+        "float with NaN": Image.fromarray(floats, "F"),
+        "32-bit int": Image.fromarray(ramp.astype(np.int32) - 20000),
+        "palette": Image.fromarray(ramp.astype(np.uint8)).convert("P"),
+        "CMYK": Image.new("CMYK", (32, 32), (10, 200, 30, 40)),
+    }
+    for name, img in cases.items():
+        assert np.array_equal(np.asarray(space_to_rgb(img)), np.asarray(library_to_rgb(img))), name
+
+
 # ---- heatmap -----------------------------------------------------------------------------------------
 def test_occlusion_map_finds_the_region_the_score_depends_on(space):
     from explain import occlusion_map, overlay

@@ -46,11 +46,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in _HIGH_DEPTH_MODES:
-        arr = np.asarray(img, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-        scaled = np.zeros_like(arr) if hi <= lo else (np.nan_to_num(arr, nan=lo) - lo) / (hi - lo)
-        gray = np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+        # The same rule as training and the model's pipeline: linear [min, max] -> [0, 255] over finite
+        # values, non-finite -> 0, a constant image keeps its value (clipped to 0..255).
+        arr = np.asarray(img).astype(np.float64)
+        finite = np.isfinite(arr)
+        if not finite.any():
+            return Image.fromarray(np.zeros(arr.shape, dtype=np.uint8)).convert("RGB")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.full(arr.shape, min(max(lo, 0.0), 255.0))
+        gray = np.rint(np.where(finite, scaled, 0.0)).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
