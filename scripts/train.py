@@ -15,35 +15,19 @@ A JSON or YAML file holding the same keys can replace the flags: python scripts/
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import transformers
-
     from cancernet_hf.errors import CancerNetError
-    from cancernet_hf.training.args import parse_args
-    from cancernet_hf.training.common import format_scores
-    from cancernet_hf.training.trainer import train_with_trainer
+    from cancernet_hf.training.recipe import train_from_argv
 
     try:
-        # 1. Arguments: ModelArguments, DataArguments, TrainingArguments (+ extras).
-        model_args, data_args, training_args = parse_args(argv)
-        # 2. Logging: INFO on the main process, warnings elsewhere (as transformers' examples).
-        logging.basicConfig(
-            format="%(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
-        )
-        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-        # 3. Train, evaluate on validation and test, write the member folder.
-        metrics = train_with_trainer(model_args, data_args, training_args)
+        train_from_argv(argv, loop="trainer")
     except CancerNetError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
-    if training_args.process_index == 0:
-        print(format_scores(metrics, "validation"))
-        print(format_scores(metrics, "test"))
     return 0
 
 

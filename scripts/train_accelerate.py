@@ -13,32 +13,19 @@ Resume after an interruption: add --resume_from_checkpoint latest (or a checkpoi
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from cancernet_hf.errors import CancerNetError
-    from cancernet_hf.training.accelerate_loop import train_with_accelerate
-    from cancernet_hf.training.args import parse_args
-    from cancernet_hf.training.common import format_scores
+    from cancernet_hf.training.recipe import train_from_argv
 
     try:
-        # 1. Arguments (the same dataclasses as the Trainer path).
-        model_args, data_args, training_args = parse_args(argv)
-        # 2. Logging: INFO on the main process only.
-        logging.basicConfig(
-            format="%(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
-        )
-        # 3. Train, evaluate (gathered over processes), write the member folder.
-        metrics = train_with_accelerate(model_args, data_args, training_args)
+        train_from_argv(argv, loop="accelerate")
     except CancerNetError as e:
         print(f"train_accelerate: error: {e}", file=sys.stderr)
         return 2
-    if training_args.process_index == 0:
-        print(format_scores(metrics, "validation"))
-        print(format_scores(metrics, "test"))
     return 0
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-LOOPS = ("trainer", "accelerate")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     # prefix_chars="+": every --flag is handed untouched to HfArgumentParser in the handler.
@@ -29,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def split_loop(argv: list[str]) -> tuple[str, list[str]]:
     """Take `--loop X` (or `--loop=X`) out of the arguments; the rest go to HfArgumentParser."""
+    from ..training.recipe import LOOPS
+
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--loop", choices=LOOPS, default="trainer")
     known, rest = pre.parse_known_args(argv)
@@ -36,21 +36,13 @@ def split_loop(argv: list[str]) -> tuple[str, list[str]]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..training.args import build_parser, parse_args
-    from ..training.common import format_scores
+    from ..training.args import build_parser
+    from ..training.recipe import train_from_argv
 
     loop, rest = split_loop(list(args.hf_args))
     if not rest or any(a in ("-h", "--help") for a in rest):
         print("usage: cancernet train [--loop trainer|accelerate] ARGS...  (or one args.json/.yaml)\n")
         build_parser().print_help()
         return 0
-    model_args, data_args, training_args = parse_args(rest)
-    if loop == "accelerate":
-        from ..training.accelerate_loop import train_with_accelerate as train
-    else:
-        from ..training.trainer import train_with_trainer as train
-    metrics = train(model_args, data_args, training_args)
-    if training_args.process_index == 0:
-        print(format_scores(metrics, "validation"))
-        print(format_scores(metrics, "test"))
+    train_from_argv(rest, loop=loop)
     return 0

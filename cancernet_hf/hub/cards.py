@@ -377,43 +377,33 @@ def build_eval_results(
     """One `EvalResult` per reported score (sub- and main-class accuracy, macro-F1, balanced accuracy, ECE)."""
     split = metrics.get("split") or "test"
     protocol = metrics.get("split_protocol")
+
+    def result(metric_type: str, name: str, value: float, config: str | None = None) -> EvalResult:
+        return EvalResult(
+            task_type="image-classification",
+            task_name="Image Classification",
+            dataset_type=dataset_id,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            dataset_args={"split_protocol": protocol} if protocol else None,
+            metric_type=metric_type,
+            metric_name=f"{split.capitalize()} {name}",
+            metric_config=config,
+            metric_value=round(value, 4),
+        )
+
     results = []
     for level, count in (("sub", taxonomy.num_sub), ("main", taxonomy.num_main)):
         scores = metrics.get(level) or {}
         level_name = "sub-class" if level == "sub" else "main-class"
         for key, metric_type, readable, metric_config in _METRIC_KEYS:
             value = _number(scores.get(key))
-            if value is None:
-                continue
-            results.append(
-                EvalResult(
-                    task_type="image-classification",
-                    task_name="Image Classification",
-                    dataset_type=dataset_id,
-                    dataset_name=dataset_name,
-                    dataset_split=split,
-                    dataset_args={"split_protocol": protocol} if protocol else None,
-                    metric_type=metric_type,
-                    metric_name=f"{split.capitalize()} {level_name} {readable} ({count} classes)",
-                    metric_config=metric_config,
-                    metric_value=round(value, 4),
-                )
-            )
+            if value is not None:
+                name = f"{level_name} {readable} ({count} classes)"
+                results.append(result(metric_type, name, value, metric_config))
     ece = _number((metrics.get("calibration") or {}).get("ece"))
     if ece is not None:
-        results.append(
-            EvalResult(
-                task_type="image-classification",
-                task_name="Image Classification",
-                dataset_type=dataset_id,
-                dataset_name=dataset_name,
-                dataset_split=split,
-                dataset_args={"split_protocol": protocol} if protocol else None,
-                metric_type="ece",
-                metric_name=f"{split.capitalize()} sub-class expected calibration error",
-                metric_value=round(ece, 4),
-            )
-        )
+        results.append(result("ece", "sub-class expected calibration error", ece))
     if not results:
         raise PublishError("metrics.json holds no finite sub- or main-class score to report in the card.")
     return results

@@ -7,9 +7,11 @@ stored, presets at 64 px) on 2 CPU cores: micro-batch 16 x accumulation 2 (globa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import TrainingSetupError
 from .args import CancerNetTrainingArguments, DataArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
@@ -99,14 +101,39 @@ def train_member(
         **data_over,
     )
     training_args = CancerNetTrainingArguments(output_dir=str(output_dir), seed=seed, **train_over)
+    return loop_function(loop)(model_args, data_args, training_args)
+
+
+LOOPS = ("trainer", "accelerate")
+
+
+def loop_function(loop: str) -> Callable[..., dict[str, Any]]:
+    """`train_with_trainer` or `train_with_accelerate`: both take (model, data, training) arguments."""
+    if loop == "trainer":
+        from .trainer import train_with_trainer
+
+        return train_with_trainer
     if loop == "accelerate":
         from .accelerate_loop import train_with_accelerate
 
-        return train_with_accelerate(model_args, data_args, training_args)
-    if loop != "trainer":
-        from ..errors import TrainingSetupError
+        return train_with_accelerate
+    raise TrainingSetupError(f"Unknown training loop {loop!r}; use one of {LOOPS}.")
 
-        raise TrainingSetupError(f"Unknown training loop {loop!r}; use 'trainer' or 'accelerate'.")
-    from .trainer import train_with_trainer
 
-    return train_with_trainer(model_args, data_args, training_args)
+def train_from_argv(argv: Sequence[str] | None, *, loop: str = "trainer") -> dict[str, Any]:
+    """What `scripts/train*.py` and `cancernet train` do: parse HfArgumentParser flags, train, print scores."""
+    import transformers
+
+    from .args import parse_args
+    from .common import format_scores
+
+    model_args, data_args, training_args = parse_args(argv)
+    # INFO on the main process, warnings elsewhere (as transformers' examples).
+    level = training_args.get_process_log_level()
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=level)
+    transformers.utils.logging.set_verbosity(level)
+    metrics = loop_function(loop)(model_args, data_args, training_args)
+    if training_args.process_index == 0:
+        print(format_scores(metrics, "validation"))
+        print(format_scores(metrics, "test"))
+    return metrics
